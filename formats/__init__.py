@@ -1,0 +1,1 @@
+"""Wire layer: the Kaitai grammar, its generated parser, QEMU wire constants and codecs."""

@@ -1,0 +1,1 @@
+"""Write side: QEMU's savevm/migration save path, in Python."""
