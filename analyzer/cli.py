@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compact", action="store_true", help="no indentation")
     sp.add_argument("--desc", metavar="FILE", help=desc_help)
 
-    sp = add("extract", cmd_extract, "write one raw image per RAM block (like analyze-migration -x)")
+    sp = add("extract", cmd_extract,
+             "write one raw image per RAM block (named like analyze-migration -x)")
     sp.add_argument("file")
     sp.add_argument("-o", "--output", required=True, metavar="DIR")
     sp.add_argument("--desc", metavar="FILE", help=desc_help)
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI must never show a traceback
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(f"migstream: error: internal error ({type(exc).__name__}: {exc}); "
               "rerun with --debug for details", file=sys.stderr)

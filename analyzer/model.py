@@ -19,7 +19,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from kaitaistruct import KaitaiStream, KaitaiStructError
@@ -46,7 +46,7 @@ ProgressFn = Callable[[int, int], None]
 _BE32 = struct.Struct(">I")
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Where in QEMU's save sequence an item was written (savevm.c, migration.c)."""
 
     SETUP = "setup"
@@ -223,6 +223,7 @@ class Stream:
         self.notes: list[str] = []
         self.iterations = 0
         self._bytes: bytes | None = None
+        self._fd: int | None = None
         self._ram_first = 0
         self._desc_cache: dict[int, DeviceDesc | None] = {}
 
@@ -245,6 +246,11 @@ class Stream:
             raise MigstreamError(f"cannot read {p}: {exc.strerror or exc}") from None
         buf = memoryview(mm) if mm is not None else memoryview(b"")
         stream = cls(p, buf, mm)
+        try:
+            stream._fd = os.open(p, os.O_RDONLY)
+            stream.ram.fd = stream._fd
+        except OSError:
+            stream._fd = None
         stream._index(descriptions, progress)
         return stream
 
@@ -255,9 +261,16 @@ class Stream:
         return stream
 
     def close(self) -> None:
-        self.buf.release()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self.ram.fd = None
         if self._mm is not None:
-            self._mm.close()
+            try:
+                self.buf.release()
+                self._mm.close()
+            except BufferError:
+                log.debug("a view of %s is still alive; the mapping closes when it goes", self.path)
             self._mm = None
 
     def __enter__(self) -> Stream:
@@ -306,6 +319,8 @@ class Stream:
             pos = self._items(pos, self.size, None)
             self._tail(pos)
         except StreamError as exc:
+            if exc.section is None:
+                exc.section = self._context(exc.offset)
             self.errors.append(exc)
             log.debug("stream error: %s", exc)
         if progress is not None:
@@ -422,6 +437,17 @@ class Stream:
         trailing = self.size - (pos + 5 + (self.vmdesc_len or 0))
         if trailing > 0:
             self.notes.append(f"{trailing} trailing bytes after the VMDESCRIPTION (QEMU ignores)")
+
+    def _context(self, offset: int) -> str:
+        """A section label for errors raised outside any section."""
+        if offset < 8:
+            return "header"
+        last = self._last_section_where()
+        if last is not None:
+            return f"top level, {last}"
+        if self.configuration is not None:
+            return "top level, after CONFIGURATION"
+        return "top level, before any section"
 
     def _last_section_where(self) -> str | None:
         for item in reversed(self.items):

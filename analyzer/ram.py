@@ -56,10 +56,12 @@ def iter_page_copies(stream: Stream) -> Iterator[PageCopy]:
 
 
 def kind_counts(stream: Stream) -> dict[str, int]:
+    """Number of RAM records by kind (ZERO, PAGE, ...), over the whole stream."""
     counts: dict[str, int] = {}
-    for v in stream.ram.addr_flags:
-        name = RAM_KINDS.get(v & 0xFDF, f"{v & 0xFFF:#x}")
-        counts[name] = counts.get(name, 0) + 1
+    for per_section in stream.ram.counts.values():
+        for kind, n in per_section.items():
+            name = RAM_KINDS.get(kind, f"{kind:#x}")
+            counts[name] = counts.get(name, 0) + n
     return counts
 
 

@@ -166,10 +166,9 @@ def item_json(stream: Stream, item: Item, records: bool = False) -> dict[str, An
                  footer_offset=item.footer_offset)
         if item.is_ram:
             first, last = item.ram_rows
-            c: Counter[str] = Counter()
-            for i in range(first, last):
-                c[RAM_KINDS.get(stream.ram.addr_flags[i] & 0xFDF, "?")] += 1
-            d["ram"] = {"records": last - first, "by_kind": dict(c)}
+            counts = stream.ram.counts.get(item.index, {})
+            d["ram"] = {"records": last - first,
+                        "by_kind": {RAM_KINDS.get(k, hex(k)): n for k, n in counts.items()}}
             if records:
                 d["ram"]["list"] = [_record_json(stream, i) for i in range(first, last)]
         elif item.nodes is not None and item.desc is not None:
