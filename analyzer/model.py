@@ -519,7 +519,7 @@ class Stream:
     def _make_item(self, gen: Any, pos: int, end: int, parent: int | None) -> Item:
         t = SectionType(int(gen.section_type))
         index = len(self.items)
-        body = getattr(gen, "body", None)
+        body: Any = getattr(gen, "body", None)
         if t == SectionType.QEMU_VM_CONFIGURATION:
             return self._make_configuration(body, index, pos, end, parent)
         if t == SectionType.QEMU_VM_COMMAND:
@@ -597,7 +597,7 @@ class Stream:
         phase, rnd = self._phase_for(SectionType.QEMU_VM_COMMAND, parent, 0)
         c = Command(index, SectionType.QEMU_VM_COMMAND, pos, end, phase, rnd, parent, cmd=cmd,
                     len_data=body.len_data)
-        data = getattr(body, "data", None)
+        data: Any = getattr(body, "data", None)
         c.args["payload_offset"] = pos + 5
         if cmd == MigCmd.MIG_CMD_PING:
             c.args["value"] = data.value
