@@ -98,7 +98,7 @@ def test_random_byte_flips_never_crash(
             buf[pos] ^= 1 << rng.randrange(8)
         f = tmp_path / "flip.bin"
         f.write_bytes(bytes(buf))
-        rc, out, err = run_info(f, capsys)
+        rc, _, err = run_info(f, capsys)
         assert rc in (0, 2)
         if rc == 2:
             failures += 1

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from analyzer.model import Section, Stream
 from formats.constants import SectionType
+from tests.conftest import CAPTURES
 from tests.support.reference import index_records, reference_records
 
 
@@ -50,9 +53,29 @@ def test_every_full_section_is_in_the_vmdesc(capture: Path) -> None:
 
 def test_fast_ram_index_equals_generated_parser(capture: Path) -> None:
     with Stream.open(capture) as s:
-        if s.vmdesc is None:
-            return
         ours = index_records(s)
         ref = reference_records(s)
         assert len(ours) == len(ref)
         assert ours == ref
+
+
+SIBLINGS = {"pc-postcopy": "pc-live", "pc-novmdesc": "pc-smp2"}
+
+
+@pytest.mark.parametrize("name,sibling", SIBLINGS.items())
+def test_streams_without_vmdesc_decode_with_a_siblings_descriptions(
+    name: str, sibling: str
+) -> None:
+    bare = CAPTURES / f"{name}.bin"
+    with Stream.open(bare) as s:
+        assert s.vmdesc is None
+        undecoded = [x for x in s.sections if not x.is_ram and x.nodes is None]
+        assert undecoded and all("no vmstate description" in (x.undecoded_reason or "")
+                                 for x in undecoded)
+    with Stream.open(CAPTURES / f"{sibling}.bin") as sib:
+        desc = sib.vmdesc
+    with Stream.open(bare, descriptions=desc) as s:
+        assert s.errors == []
+        devices = [x for x in s.sections if not x.is_ram]
+        assert devices and all(x.nodes is not None for x in devices)
+        assert all(max(n.end for n in x.nodes or []) == x.body_end for x in devices if x.nodes)

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from analyzer.cli import main
-from analyzer.ram import RamImage, block_file_name
 from analyzer.model import Stream
+from analyzer.ram import RamImage, block_file_name
 from tests.conftest import oracle_of
 
 

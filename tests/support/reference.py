@@ -14,19 +14,24 @@ from typing import Any
 from kaitaistruct import KaitaiStream
 
 from analyzer.model import Stream
-from analyzer.vmdesc import VmDescription
-from analyzer.vmstate import VmstateDecoder
 from formats.generated.qemu_migration import QemuMigration
 
 Record = tuple[Any, ...]
 
 
 class ReferenceContext:
-    def __init__(self, data: bytes, descriptions: VmDescription | None) -> None:
-        self.data = data
-        self.lookup = descriptions.lookup() if descriptions else None
-        self.started: dict[int, str] = {}
-        self.desc_by_id: dict[int, Any] = {}
+    """The section_body hook for the reference parse.
+
+    RAM PART/END payloads go to the generated `ram_section_body`; device payloads (not what
+    this reference is about) are skipped to the end the analyzer's model found for them.
+    """
+
+    def __init__(self, stream: Stream, main_io: BytesIO) -> None:
+        self.main_io = main_io
+        self.body_end = {s.body_start: s.body_end for s in stream.sections}
+        packages = [c.args["package_offset"] for c in stream.commands
+                    if "package_offset" in c.args]
+        self.package_base = packages[0] if packages else 0
         self.root: Any = None
 
     def _is_ram(self, section_id: int) -> bool:
@@ -37,20 +42,10 @@ class ReferenceContext:
 
     def decode_section_body(self, io: KaitaiStream, section_type: int, section_id: int,
                             idstr: str, instance_id: int, version_id: int) -> Any:
-        if section_type in (1, 4):
-            self.started[section_id] = idstr
-            assert self.lookup is not None, "reference parse needs descriptions"
-            desc = self.lookup.take(idstr, instance_id)
-            assert desc is not None, f"no description for {idstr} {instance_id}"
-            self.desc_by_id[section_id] = desc
-        elif self._is_ram(section_id):
+        if section_type in (2, 3) and self._is_ram(section_id):
             return QemuMigration.RamSectionBody(io, None, self.root)
-        else:
-            desc = self.desc_by_id[section_id]
-        raw = io._io.getvalue()
-        dec = VmstateDecoder(memoryview(raw), idstr)
-        _, end = dec.decode_vmsd(desc, io.pos(), "")
-        io.seek(end)
+        base = 0 if io._io is self.main_io else self.package_base
+        io.seek(self.body_end[base + io.pos()] - base)
         return None
 
 
@@ -76,10 +71,11 @@ def _record_tuple(rec: Any, block: str | None) -> Record:
 def reference_records(stream: Stream) -> list[Record]:
     with open(stream.path, "rb") as f:
         data = f.read()
-    ctx = ReferenceContext(data, stream.vmdesc)
+    main_io = BytesIO(data)
+    ctx = ReferenceContext(stream, main_io)
     ignore_shared = bool(stream.configuration and
                          "x-ignore-shared" in stream.configuration.capabilities)
-    io = KaitaiStream(BytesIO(data))
+    io = KaitaiStream(main_io)
     root = QemuMigration.__new__(QemuMigration)
     ctx.root = root
     QemuMigration.__init__(root, ctx, ignore_shared, False, io)
