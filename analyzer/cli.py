@@ -8,6 +8,7 @@ prints everything decoded before the failure, then one line naming the offset an
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -21,6 +22,11 @@ from analyzer.vmdesc import VmDescription, parse_vmdesc
 from formats.errors import DescriptionError, MigstreamError, UsageError
 
 log = logging.getLogger("migstream")
+
+PLUGIN_MODULES = ("analyzer.validate", "analyzer.diff", "analyzer.tui.command", "savevm.cli")
+"""Modules that add subcommands: each has register_cli(add), where add(name, func, help)
+returns an argparse subparser whose func(args) returns the exit code. They must import heavy
+dependencies (textual, ...) inside the command function: every CLI start imports them."""
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -176,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--records", action="store_true", help="list every RAM record")
     sp.add_argument("--compact", action="store_true", help="no indentation")
     sp.add_argument("--desc", metavar="FILE", help=desc_help)
+
+    for modname in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (modname + ".").startswith(exc.name + "."):
+                continue
+            raise
+        module.register_cli(add)
 
     sp = add("extract", cmd_extract,
              "write one raw image per RAM block (named like analyze-migration -x)")
