@@ -235,8 +235,14 @@ class Stream:
         path: str | os.PathLike[str],
         descriptions: VmDescription | None = None,
         progress: ProgressFn | None = None,
+        on_mapped: Callable[[Stream], None] | None = None,
     ) -> Stream:
-        """Open and index a stream file. Raises MigstreamError only if the file is unusable."""
+        """Open and index a stream file. Raises MigstreamError only if the file is unusable.
+
+        `on_mapped(stream)` is called once the file is mapped, before indexing: a browser can
+        show `stream.items` as they are appended (from another thread), and an exception raised
+        by `progress` cancels the indexing (the caller then closes the stream).
+        """
         p = os.fspath(path)
         try:
             with open(p, "rb") as f:
@@ -251,6 +257,8 @@ class Stream:
             stream.ram.fd = stream._fd
         except OSError:
             stream._fd = None
+        if on_mapped is not None:
+            on_mapped(stream)
         stream._index(descriptions, progress)
         return stream
 

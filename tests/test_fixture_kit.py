@@ -92,6 +92,7 @@ def test_load_stream_rejects_truncated_stream(tmp_path: Path) -> None:
     bad.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     res = load_stream(bad, SCENARIOS["pc-paused"].resolve_args(tmp_path), timeout=30)
     assert not res.accepted
+    assert res.status == "failed"
     assert res.exit_code not in (0, None)
     assert "load of migration failed" in res.stderr
 
