@@ -250,15 +250,15 @@ class RAMState:
     # -- dirty tracking ------------------------------------------------------------------
 
     def migration_bitmap_sync(self) -> None:
+        """Fold the guest's dirty log into the migration bitmap and clear the log."""
         self.counters.dirty_sync_count += 1
         for b in self.blocks:
-            log_bytes = bytes(b.dirty_log)
-            if log_bytes.count(1):
-                for i, d in enumerate(log_bytes):
-                    if d and not b.bmap[i]:
-                        b.bmap[i] = 1
-                        self.migration_dirty_pages += 1
-                b.dirty_log[:] = bytes(len(b.dirty_log))
+            if b.dirty_log.find(1) >= 0:
+                n = len(b.bmap)
+                merged = int.from_bytes(b.bmap, "big") | int.from_bytes(b.dirty_log, "big")
+                b.bmap[:] = merged.to_bytes(n, "big")
+                b.dirty_log[:] = bytes(n)
+        self.migration_dirty_pages = sum(b.bmap.count(1) for b in self.blocks)
 
     def _find_dirty(self, block: int, page: int) -> int:
         idx = self.blocks[block].bmap.find(1, page)
