@@ -220,9 +220,9 @@ def load_profile(path: str | os.PathLike[str]) -> Machine:
     machine.base = str(doc["base"])
     machine.qemu_args = [str(a) for a in doc.get("qemu_args") or machine.qemu_args]
     conf = doc.get("configuration") or {}
-    for key in ("send_configuration", "send_section_footer", "suppress_vmdesc"):
-        if key in conf:
-            setattr(machine.cfg, key, bool(conf[key]))
+    for prop in ("send_configuration", "send_section_footer", "suppress_vmdesc"):
+        if prop in conf:
+            setattr(machine.cfg, prop, bool(conf[prop]))
     if "capabilities" in conf:
         machine.cfg.capabilities = {str(c): True for c in conf["capabilities"] or []}
     by_key = {(d.idstr, d.instance_id): d for d in machine.devices}
