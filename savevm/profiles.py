@@ -285,9 +285,12 @@ def build(machine: Machine, opts: GenerateOptions) -> tuple[SaveVMState, RAMStat
         if len(opts.ram_image) > blk.used_length:
             raise ProfileError(f"RAM image is {len(opts.ram_image)} bytes, larger than "
                                f"{opts.ram_block} ({blk.used_length} bytes)")
-        data = bytearray(blk.used_length)
-        data[: len(opts.ram_image)] = opts.ram_image
-        blk.data = data
+        if len(opts.ram_image) == blk.used_length and opts.workload.dirty_rate == 0:
+            blk.data = memoryview(opts.ram_image)
+        else:
+            data = bytearray(blk.used_length)
+            data[: len(opts.ram_image)] = opts.ram_image
+            blk.data = data
     ram = RAMState(
         machine.ram_blocks,
         xbzrle_enabled_cap=opts.xbzrle,
@@ -324,10 +327,8 @@ def generate(
     target = os.fspath(out)
     fd, tmp = tempfile.mkstemp(prefix=".migstream-", dir=os.path.dirname(target) or ".")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
             stats = driver.run(QEMUFile(fh))
-            fh.flush()
-            os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:

@@ -64,11 +64,12 @@ class RAMBlock:
     def pages(self) -> int:
         return self.used_length // TARGET_PAGE_SIZE
 
-    def page(self, page: int) -> bytes:
+    def page(self, page: int) -> bytes | memoryview:
+        """The page's current contents (a view: copy it to keep it)."""
         if self.data is None:
             return ZERO_PAGE
         start = page * TARGET_PAGE_SIZE
-        return bytes(self.data[start : start + TARGET_PAGE_SIZE])
+        return memoryview(self.data)[start : start + TARGET_PAGE_SIZE]
 
     def write(self, offset: int, data: bytes) -> None:
         """A guest write: changes contents and marks the pages in the dirty log."""
@@ -193,7 +194,8 @@ class RAMState:
         self.counters.transferred += n + 1
         self._notify(block, page, RAM_SAVE_FLAG_ZERO)
 
-    def send_page(self, f: QEMUFile, block: RAMBlock, page: int, data: bytes) -> None:
+    def send_page(self, f: QEMUFile, block: RAMBlock, page: int,
+                  data: bytes | memoryview) -> None:
         n = self.save_page_header(f, block, page * TARGET_PAGE_SIZE | RAM_SAVE_FLAG_PAGE)
         f.put_buffer(data)
         self.counters.normal += 1
@@ -210,7 +212,8 @@ class RAMState:
         self.counters.transferred += n
         self._notify(block, page, RAM_SAVE_FLAG_XBZRLE)
 
-    def send_compressed(self, f: QEMUFile, block: RAMBlock, page: int, data: bytes) -> None:
+    def send_compressed(self, f: QEMUFile, block: RAMBlock, page: int,
+                        data: bytes | memoryview) -> None:
         comp = zlib.compressobj(self.compress_level)
         blob = comp.compress(data) + comp.flush()
         n = self.save_page_header(f, block,
@@ -286,21 +289,22 @@ class RAMState:
             return 1
         return self.ram_save_page(f, block, page, data)
 
-    def ram_save_page(self, f: QEMUFile, block: RAMBlock, page: int, data: bytes) -> int:
+    def ram_save_page(self, f: QEMUFile, block: RAMBlock, page: int,
+                      data: bytes | memoryview) -> int:
         if self.xbzrle_enabled:
             assert self.cache is not None
             addr = block.offset + page * TARGET_PAGE_SIZE
             age = self.counters.dirty_sync_count
             if not self.cache.is_cached(addr, age):
                 self.counters.xbzrle_cache_miss += 1
-                if not self.last_stage and self.cache.insert(addr, data, age):
+                if not self.last_stage and self.cache.insert(addr, bytes(data), age):
                     data = self.cache.get(addr)
             else:
                 self.counters.xbzrle_pages += 1
                 old = self.cache.get(addr)
-                encoded = xbzrle.encode(old, data, TARGET_PAGE_SIZE)
+                encoded = xbzrle.encode(old, bytes(data), TARGET_PAGE_SIZE)
                 if not self.last_stage and encoded != b"":
-                    self.cache.set(addr, data)
+                    self.cache.set(addr, bytes(data))
                 if encoded == b"":
                     return 0
                 if encoded is not None:
