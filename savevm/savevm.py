@@ -58,6 +58,10 @@ class SaveVMHandlers:
     save_live_pending: Callable[[Any, int], tuple[int, int, int]] | None = None
     """7.2's pending estimate: (precopy_only, compatible, postcopy_only) bytes, given the
     threshold; later QEMUs split it into state_pending_estimate / state_pending_exact."""
+    state_pending_estimate: Callable[[Any], tuple[int, int, int]] | None = None
+    state_pending_exact: Callable[[Any], tuple[int, int, int]] | None = None
+    """The 8.x split of save_live_pending, accepted too: the exact figure is asked for only
+    when the estimate falls below the threshold (migration.c migration_iteration_run)."""
     is_active: Callable[[Any], bool] | None = None
     is_active_iterate: Callable[[Any], bool] | None = None
     has_postcopy: Callable[[Any], bool] | None = None
@@ -281,9 +285,17 @@ def qemu_savevm_state_iterate(f: QEMUFile, state: SaveVMState, cfg: MigrationCon
 def qemu_savevm_state_pending(state: SaveVMState, threshold: int) -> tuple[int, int, int]:
     pre = compat = post = 0
     for se in state.handlers:
-        if se.ops is None or se.ops.save_live_pending is None or not _active(se):
+        ops = se.ops
+        if ops is None or not _active(se):
             continue
-        a, b, c = se.ops.save_live_pending(se.opaque, threshold)
+        if ops.save_live_pending is not None:
+            a, b, c = ops.save_live_pending(se.opaque, threshold)
+        elif ops.state_pending_estimate is not None:
+            a, b, c = ops.state_pending_estimate(se.opaque)
+            if a + b + c < threshold and ops.state_pending_exact is not None:
+                a, b, c = ops.state_pending_exact(se.opaque)
+        else:
+            continue
         pre, compat, post = pre + a, compat + b, post + c
     return pre, compat, post
 
