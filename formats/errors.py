@@ -56,7 +56,3 @@ class StreamError(MigstreamError):
 
 class TruncatedStreamError(StreamError):
     """The stream ends in the middle of an item."""
-
-
-class XbzrleError(StreamError):
-    """An XBZRLE delta that QEMU's decoder would reject."""

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from formats.errors import MigstreamError
+
 __all__ = [
     "ENCODING_FLAG_XBZRLE",
     "PAGE_SIZE",
@@ -47,7 +49,7 @@ ULEB_SMALL_MAX: Final = 0x3FFF
 """Largest value the two-byte "small" uleb128 can hold."""
 
 
-class XbzrleError(ValueError):
+class XbzrleError(MigstreamError, ValueError):
     """An encoding the QEMU 7.2 XBZRLE decoder would reject.
 
     ``position`` is the byte offset inside the encoding where the rejected item starts.
