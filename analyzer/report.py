@@ -32,11 +32,12 @@ def error_dict(err: StreamError) -> dict[str, Any]:
     }
 
 
-def _item_status(item: Item) -> str:
+def _item_status(item: Item, stream: Stream | None = None) -> str:
     if isinstance(item, Section):
         if item.is_ram:
-            first, last = item.ram_rows
-            return f"{last - first} RAM records"
+            counts = stream.ram.counts.get(item.index, {}) if stream is not None else {}
+            return ", ".join(f"{RAM_KINDS.get(k, hex(k))} {n:,}"
+                             for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         if item.nodes is not None:
             return f"{sum(1 for n in item.nodes for _ in n.walk())} fields"
         return f"undecoded: {item.undecoded_reason}"
@@ -73,7 +74,8 @@ def info_text(stream: Stream, show_sections: bool = True) -> str:
     add("  phases        " + "; ".join(
         f"{p.value}: " + ", ".join(f"{n} {t}" for t, n in c.items()) for p, c in phases.items()
     ))
-    add(f"  iterate rounds {stream.iterations}")
+    add(f"  iterations    {stream.iterations} iterate passes (PART sections of the first "
+        "live handler)")
     ram = stream.ram
     if ram.blocks:
         add("")
@@ -92,6 +94,12 @@ def info_text(stream: Stream, show_sections: bool = True) -> str:
         counts = kind_counts(stream)
         add("RAM records   " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
             + f"  (total {len(ram):,})")
+        pages = sum(counts.get(k, 0) for k in ("ZERO", "PAGE", "XBZRLE", "COMPRESS_PAGE"))
+        distinct = len({(ram.block[i], ram.addr_flags[i] & ~0xFFF) for i in range(len(ram))
+                        if (ram.addr_flags[i] & 0xFDF) in (0x2, 0x8, 0x40, 0x100)}
+                       ) if len(ram) < 2_000_000 else None
+        if distinct is not None:
+            add(f"RAM pages     {pages:,} page copies of {distinct:,} distinct pages")
     if show_sections:
         add("")
         add("Items")
@@ -110,7 +118,7 @@ def info_text(stream: Stream, show_sections: bool = True) -> str:
             nest = "  " if item.parent is not None else ""
             add(f"  {item.index:>4} {item.offset:>#10x} {item.size:>10,}  {item.phase.value:<17}"
                 f" {item.round:>4}  {nest + kind:<13} {sid:>4}  {idstr:<34} {inst:>4} {ver:>4}"
-                f"  {_item_status(item)}")
+                f"  {_item_status(item, stream)}")
         if stream.eof_offset is not None and stream.vmdesc_offset is not None:
             add(f"  {'':>4} {stream.vmdesc_offset:>#10x} {5 + (stream.vmdesc_len or 0):>10,}  "
                 f"{'':<17} {'':>4}  VMDESCRIPTION")
