@@ -17,7 +17,12 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from formats.constants import COMPRESS_BOUND_PAGE, ENCODING_FLAG_XBZRLE, TARGET_PAGE_SIZE
+from formats.constants import (
+    COMPRESS_BOUND_PAGE,
+    ENCODING_FLAG_XBZRLE,
+    TARGET_PAGE_SIZE,
+    RamFlag,
+)
 from formats.errors import StreamError, TruncatedStreamError
 
 BufferLike = bytes | bytearray | memoryview | mmap.mmap
@@ -26,14 +31,14 @@ _BE64 = struct.Struct(">Q")
 _BE32 = struct.Struct(">I")
 _BE16 = struct.Struct(">H")
 
-ZERO = 0x002
-MEM_SIZE = 0x004
-PAGE = 0x008
-EOS = 0x010
-CONTINUE = 0x020
-XBZRLE = 0x040
-COMPRESS_PAGE = 0x100
-MULTIFD_FLUSH = 0x200
+ZERO = int(RamFlag.RAM_SAVE_FLAG_ZERO)
+MEM_SIZE = int(RamFlag.RAM_SAVE_FLAG_MEM_SIZE)
+PAGE = int(RamFlag.RAM_SAVE_FLAG_PAGE)
+EOS = int(RamFlag.RAM_SAVE_FLAG_EOS)
+CONTINUE = int(RamFlag.RAM_SAVE_FLAG_CONTINUE)
+XBZRLE = int(RamFlag.RAM_SAVE_FLAG_XBZRLE)
+COMPRESS_PAGE = int(RamFlag.RAM_SAVE_FLAG_COMPRESS_PAGE)
+MULTIFD_FLUSH = int(RamFlag.RAM_SAVE_FLAG_MULTIFD_FLUSH)
 _BULK_BYTES = 2048 * (8 + TARGET_PAGE_SIZE)
 PAGE_STRIDE = 8 + TARGET_PAGE_SIZE
 ZERO_STRIDE = 8 + 1

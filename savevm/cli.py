@@ -139,15 +139,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: str, write: Callable[[Any], Any]) -> None:
-    import tempfile
+    from analyzer.output import atomic_output
 
-    fd, tmp = tempfile.mkstemp(prefix=".migstream-", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as fh:
+        write(fh)

@@ -14,7 +14,6 @@ import io
 import logging
 import lzma
 import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from analyzer.model import Stream
+from analyzer.output import atomic_output
 from analyzer.ram import RamImage
 from formats.constants import TARGET_PAGE_SIZE, SectionType
 from formats.errors import MigstreamError
@@ -324,17 +324,8 @@ def generate(
     driver = MigrationDriver(state, ram, machine.cfg, opts.params, opts.workload, progress)
     if not isinstance(out, str | os.PathLike):
         return driver.run(QEMUFile(out))  # type: ignore[arg-type]
-    target = os.fspath(out)
-    fd, tmp = tempfile.mkstemp(prefix=".migstream-", dir=os.path.dirname(target) or ".")
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            stats = driver.run(QEMUFile(fh))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(out) as fh:
+        stats = driver.run(QEMUFile(fh))
     return stats
 
 

@@ -18,19 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from formats import xbzrle
-from formats.constants import ENCODING_FLAG_XBZRLE, TARGET_PAGE_SIZE
+from formats.constants import ENCODING_FLAG_XBZRLE, TARGET_PAGE_SIZE, RamFlag
 from savevm.qemu_file import QEMUFile
 from savevm.savevm import SaveVMHandlers, SaveVMState
 
 log = logging.getLogger(__name__)
 
-RAM_SAVE_FLAG_ZERO = 0x02
-RAM_SAVE_FLAG_MEM_SIZE = 0x04
-RAM_SAVE_FLAG_PAGE = 0x08
-RAM_SAVE_FLAG_EOS = 0x10
-RAM_SAVE_FLAG_CONTINUE = 0x20
-RAM_SAVE_FLAG_XBZRLE = 0x40
-RAM_SAVE_FLAG_COMPRESS_PAGE = 0x100
+RAM_SAVE_FLAG_ZERO = int(RamFlag.RAM_SAVE_FLAG_ZERO)
+RAM_SAVE_FLAG_MEM_SIZE = int(RamFlag.RAM_SAVE_FLAG_MEM_SIZE)
+RAM_SAVE_FLAG_PAGE = int(RamFlag.RAM_SAVE_FLAG_PAGE)
+RAM_SAVE_FLAG_EOS = int(RamFlag.RAM_SAVE_FLAG_EOS)
+RAM_SAVE_FLAG_CONTINUE = int(RamFlag.RAM_SAVE_FLAG_CONTINUE)
+RAM_SAVE_FLAG_XBZRLE = int(RamFlag.RAM_SAVE_FLAG_XBZRLE)
+RAM_SAVE_FLAG_COMPRESS_PAGE = int(RamFlag.RAM_SAVE_FLAG_COMPRESS_PAGE)
 
 CACHED_PAGE_LIFETIME = 2
 ZERO_PAGE = bytes(TARGET_PAGE_SIZE)
