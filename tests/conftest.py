@@ -46,3 +46,17 @@ def capture(request: pytest.FixtureRequest) -> Path:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not capture_paths() and os.environ.get("CI") == "true":
         raise pytest.UsageError("no committed captures under fixtures/captures")
+
+
+@pytest.fixture(scope="session")
+def large_xbzrle_capture(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """pc-xbzrle-long, captured once per session with real QEMU (not committed).
+
+    A live capture depends on the guest getting CPU time; on a loaded host it can converge
+    early, so the kit retries it a few times before giving up.
+    """
+    require_qemu()
+    from fixtures.kit.capture import capture
+
+    tmp = tmp_path_factory.mktemp("large")
+    return capture("pc-xbzrle-long", tmp, workdir=tmp / "w", cache_dir=tmp / "c", retries=4)

@@ -117,9 +117,8 @@ def test_guest_canary_survives_migration(tmp_path: Path) -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_large_xbzrle_capture(tmp_path: Path) -> None:
-    require_qemu()
-    res = capture("pc-xbzrle-long", tmp_path, workdir=tmp_path / "w", cache_dir=tmp_path / "c")
+def test_large_xbzrle_capture(large_xbzrle_capture: Any) -> None:
+    res = large_xbzrle_capture
     assert res.summary.records["XBZRLE"] >= 10000
     assert res.summary.sections["PART"] >= 100
 

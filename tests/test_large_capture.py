@@ -10,26 +10,21 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from analyzer.model import Stream
 from analyzer.ram import extract, kind_counts
 from savevm import template
-from tests.conftest import require_qemu
 from tests.support.reference import index_records, reference_records
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
-    require_qemu()
-    from fixtures.kit.capture import capture
-
-    tmp = tmp_path_factory.mktemp("large")
-    res = capture("pc-xbzrle-long", tmp, workdir=tmp / "w", cache_dir=tmp / "c")
-    return res.stream_path, res.oracle
+def large(large_xbzrle_capture: Any) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    return large_xbzrle_capture.stream_path, large_xbzrle_capture.oracle
 
 
 def test_large_capture_decodes_and_indexes_exactly(large: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
