@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from analyzer.model import Section, Stream
 from formats import xbzrle
-from formats.constants import RAM_KINDS, TARGET_PAGE_SIZE
+from formats.constants import RAM_KINDS, TARGET_PAGE_SIZE, MigCmd
 from formats.errors import MigstreamError, StreamError
 from formats.ram_scan import COMPRESS_PAGE, PAGE, XBZRLE, ZERO
 
@@ -63,6 +63,19 @@ def kind_counts(stream: Stream) -> dict[str, int]:
             name = RAM_KINDS.get(kind, f"{kind:#x}")
             counts[name] = counts.get(name, 0) + n
     return counts
+
+
+def discards(stream: Stream) -> list[tuple[int, str, int, int]]:
+    """POSTCOPY_RAM_DISCARD ranges as (item index, block, start, length), in stream order.
+
+    The destination drops these pages (they read as zeros until sent again).
+    """
+    out: list[tuple[int, str, int, int]] = []
+    for c in stream.commands:
+        if c.cmd == MigCmd.MIG_CMD_POSTCOPY_RAM_DISCARD:
+            for start, length in c.args.get("ranges", []):
+                out.append((c.index, str(c.args["block"]), start, length))
+    return out
 
 
 def _page_error(stream: Stream, row: int, message: str, path: str) -> StreamError:
@@ -113,6 +126,7 @@ class RamImage:
         self.stream = stream
         self._last: dict[tuple[int, int], int] | None = None
         self._prev: dict[int, int] | None = None
+        self._discard_list: list[tuple[int, str, int, int]] | None = None
 
     def _build(self) -> None:
         ram = self.stream.ram
@@ -137,6 +151,11 @@ class RamImage:
         assert self._last is not None
         return self._last
 
+    def _discards(self) -> list[tuple[int, str, int, int]]:
+        if self._discard_list is None:
+            self._discard_list = discards(self.stream)
+        return self._discard_list
+
     def copies_of(self, block: int, page_offset: int) -> list[int]:
         """Rows of every copy of one page, oldest first."""
         row = self.last_copy.get((block, page_offset))
@@ -152,6 +171,11 @@ class RamImage:
         rows = self.copies_of(block, page_offset)
         if not rows:
             return None
+        name = self.stream.ram.blocks[block].idstr
+        last_item = self.stream.ram.section[rows[-1]]
+        for item, blk, start, length in self._discards():
+            if blk == name and item > last_item and start <= page_offset < start + length:
+                return bytes(TARGET_PAGE_SIZE)
         start = 0
         for k in range(len(rows) - 1, -1, -1):
             if (self.stream.ram.addr_flags[rows[k]] & 0xFDF) != XBZRLE:
@@ -202,7 +226,15 @@ def extract(
             fds[bi] = (fd, tmp, final)
             written[bi] = bytearray((block.used_length // TARGET_PAGE_SIZE + 7) // 8)
         n = len(ram)
+        pending = discards(stream)
+        by_name = {b.idstr: bi for bi, b in enumerate(ram.blocks)}
         for i in range(n):
+            while pending and pending[0][0] < ram.section[i]:
+                _, name, start, length = pending.pop(0)
+                target = by_name.get(name)
+                if target is not None and target in fds:
+                    end = min(start + length, ram.blocks[target].used_length)
+                    os.pwrite(fds[target][0], bytes(max(0, end - start)), start)
             v = ram.addr_flags[i]
             kind = v & 0xFDF
             if kind not in PAGE_RECORD_KINDS:
