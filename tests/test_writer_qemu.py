@@ -152,3 +152,29 @@ def test_generate_cli_reports_bad_profile_in_one_line(tmp_path: Path,
     assert rc == 2 and len(err) == 1
     assert "cpu_common" in err[0] and "halted" in err[0]
     assert not (tmp_path / "o.bin").exists()
+
+
+def test_edited_profile_is_written_and_loads(tmp_path: Path) -> None:
+    """Change a field value and drop a subsection in the YAML: the stream shows both, QEMU
+    7.2 loads it (an omitted subsection is allowed by the loader)."""
+    require_qemu()
+    from fixtures.kit.dest import load_stream
+    from savevm.profiles import builtin_profile_path
+
+    text = builtin_profile_path("pc-i440fx-7.2").read_text()
+    edited = text.replace("    cur_entry: 0\n", "    cur_entry: 25\n", 1)
+    edited = edited.replace("    fw_cfg/dma:\n      dma_addr: 0\n", "", 1)
+    assert edited.count("\n") == text.count("\n") - 2
+    p = tmp_path / "edited.yaml"
+    p.write_text(edited)
+    machine = load_profile(p)
+    out = tmp_path / "edited.bin"
+    generate(machine, out)
+    with Stream.open(out) as s:
+        fw = next(x for x in s.sections if x.idstr == "fw_cfg")
+        assert fw.nodes is not None
+        names = {n.name: n for n in fw.nodes}
+        assert names["cur_entry"].value == 25
+        assert "fw_cfg/dma" not in names and "fw_cfg/acpi_mr" in names
+    result = load_stream(out, machine.qemu_args, timeout=60)
+    assert result.accepted, result.stderr[-1000:]
