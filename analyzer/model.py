@@ -612,7 +612,7 @@ class Stream:
         elif cmd == MigCmd.MIG_CMD_POSTCOPY_ADVISE:
             if getattr(data, "ram_page_size_summary", None) is not None:
                 c.args["ram_page_size_summary"] = data.ram_page_size_summary
-                c.args["target_page_size"] = data.target_page_size
+                c.args["target_page_size"] = getattr(data, "target_page_size", None)
                 if data.ram_page_size_summary != TARGET_PAGE_SIZE:
                     self.notes.append(
                         "POSTCOPY_ADVISE reports huge-page RAM blocks; their block-list "
