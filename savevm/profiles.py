@@ -91,7 +91,6 @@ def machine_from_stream(stream: Stream, name: str = "", with_ram: bool = True) -
     cfg = config_from_stream(stream)
     cfg.capabilities = {k: v for k, v in cfg.capabilities.items()
                         if k in ("x-ignore-shared", "validate-uuid")}
-    cfg.suppress_vmdesc = stream.vmdesc_source != "stream" and stream.vmdesc is None
     devices = [device_from_section(stream, s) for s in stream.sections
                if s.type == SectionType.QEMU_VM_SECTION_FULL]
     blocks = ram_blocks_from_stream(stream)
