@@ -658,6 +658,7 @@ class Stream:
             if owner.is_ram:
                 self._ram_first = len(self.ram)
                 end = self.ram.scan(self.buf, start, len(self.items), owner.where)
+                self._release(start, end)
                 io.seek(end - base)
                 return None
             idstr, instance_id = owner.idstr, owner.instance_id
@@ -681,6 +682,17 @@ class Stream:
         self._desc_cache[start] = desc
         io.seek(end - base)
         return nodes
+
+    def _release(self, start: int, end: int) -> None:
+        """Unmap a scanned RAM payload: the kernel may have mapped large folios around the few
+        bytes read through the mapping, and those pages would count as our resident memory.
+        They fault back in if anything reads them later."""
+        if self._mm is None or end - start < (4 << 20):
+            return
+        lo = start & ~(mmap.PAGESIZE - 1)
+        hi = end & ~(mmap.PAGESIZE - 1)
+        if hi > lo:
+            self._mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     def _find_footer(self, start: int, section_id: int, where: str) -> int:
         """Frame an undescribed payload by its footer followed by a plausible next item."""
