@@ -588,7 +588,12 @@ def _diff_ram(a: Stream, b: Stream, ignore: _Ignore, pages: bool) -> list[BlockD
         rows_b = pb.by_block.get(name, {})
         items: list[tuple[int, str, int]] = []
         # Read A's pages in file order so the mapping is walked sequentially.
+        done = 0
         for off, ra in sorted(rows_a.items(), key=lambda kv: a.ram.payload_pos[kv[1]]):
+            done += 1
+            if not done & 0xFFF:
+                a.release(0, a.ram.payload_pos[ra])
+                b.release(0, b.size)
             rb = rows_b.get(off)
             if rb is None:
                 items.append((off, "only-a", 0))

@@ -445,6 +445,7 @@ class Simulator:
         self.stream = stream
         self.dest = dest
         self.buf = stream.buf
+        self._released = 0
         self.findings: list[Finding] = []
         self.fatal: Finding | None = None
         self.rp_open = False
@@ -1398,6 +1399,9 @@ class Simulator:
         while True:
             self._check_io(r)
             start = r.pos
+            if start - self._released > (64 << 20):
+                self.stream.release(self._released, start - (1 << 20))
+                self._released = start - (1 << 20)
             v = r.be64("a RAM record header")
             flags = v & 0xFFF
             addr = v & ~0xFFF & U64

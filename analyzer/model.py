@@ -658,7 +658,7 @@ class Stream:
             if owner.is_ram:
                 self._ram_first = len(self.ram)
                 end = self.ram.scan(self.buf, start, len(self.items), owner.where)
-                self._release(start, end)
+                self.release(start, end)
                 io.seek(end - base)
                 return None
             idstr, instance_id = owner.idstr, owner.instance_id
@@ -683,10 +683,12 @@ class Stream:
         io.seek(end - base)
         return nodes
 
-    def _release(self, start: int, end: int) -> None:
-        """Unmap a scanned RAM payload: the kernel may have mapped large folios around the few
-        bytes read through the mapping, and those pages would count as our resident memory.
-        They fault back in if anything reads them later."""
+    def release(self, start: int, end: int) -> None:
+        """Drop the mapping of [start, end) after reading through it sequentially.
+
+        The kernel maps whole (up to 2 MiB) page-cache folios around every byte read through
+        the mmap, and those pages count as resident memory of this process; long passes over a
+        multi-GB stream call this behind them. Pages fault back in if read again."""
         if self._mm is None or end - start < (4 << 20):
             return
         lo = start & ~(mmap.PAGESIZE - 1)
