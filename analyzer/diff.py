@@ -32,6 +32,7 @@ from typing import Any
 
 from analyzer.model import Section, Stream
 from analyzer.ram import RamImage
+from analyzer.report import painter
 from analyzer.vmstate import Node
 from formats.constants import TARGET_PAGE_SIZE
 from formats.errors import MigstreamError, UsageError
@@ -213,7 +214,7 @@ class DiffResult:
         }
 
     def text(self, color: bool = False) -> str:
-        p = _painter(color)
+        p = painter(color)
         out = [f"--- A {self.a}", f"+++ B {self.b}"]
         if self.same:
             out.append("no differences" + (f" ({self.ignored} ignored)" if self.ignored else ""))
@@ -274,13 +275,6 @@ class DiffResult:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _painter(color: bool) -> Callable[[str, str], str]:
-    codes = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
-
-    def paint(name: str, text: str) -> str:
-        return f"\x1b[{codes[name]}m{text}\x1b[0m" if color else text
-
-    return paint
 
 
 def _hex(v: int, size: int) -> str:

@@ -6,6 +6,7 @@ Both are pure functions of the model; the CLI only prints what they return.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from analyzer.model import Command, Configuration, Item, Phase, Section, Stream
@@ -20,6 +21,18 @@ def _size(n: int) -> str:
         if n >= div:
             return f"{n / div:.1f} {unit}"
     return f"{n} B"
+
+
+_SGR = {"red": "31;1", "green": "32;1", "yellow": "33", "cyan": "36", "bold": "1"}
+
+
+def painter(color: bool) -> Callable[[str, str], str]:
+    """paint(style, text): ANSI colour when `color`, the plain text otherwise."""
+
+    def paint(name: str, text: str) -> str:
+        return f"\x1b[{_SGR[name]}m{text}\x1b[0m" if color else text
+
+    return paint
 
 
 def error_dict(err: StreamError) -> dict[str, Any]:

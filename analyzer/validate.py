@@ -31,6 +31,7 @@ from typing import Any
 from analyzer.loadsim import Destination, Finding, Simulator, simulate
 from analyzer.model import Stream
 from analyzer.qemu_profile import Profile, builtin_profile, parse_dump_vmstate
+from analyzer.report import painter
 from formats.errors import DescriptionError, MigstreamError, TruncatedStreamError, UsageError
 
 __all__ = ["Finding", "Report", "load_target", "register_cli", "validate"]
@@ -96,7 +97,7 @@ class Report:
         return f"{self.path}: {where}: {f.message}" if where else f"{self.path}: {f.message}"
 
     def text(self, color: bool = False) -> str:
-        paint = _painter(color)
+        paint = painter(color)
         out = [f"{self.path}", f"  destination  {self.destination}"]
         verdict = (paint("green", "would load") if self.loads else
                    paint("red", "would NOT load"))
@@ -126,13 +127,6 @@ class Report:
         return "\n".join(out)
 
 
-def _painter(color: bool) -> Callable[[str, str], str]:
-    codes = {"red": "31;1", "green": "32;1", "yellow": "33", "cyan": "36"}
-
-    def paint(name: str, text: str) -> str:
-        return f"\x1b[{codes[name]}m{text}\x1b[0m" if color else text
-
-    return paint
 
 
 def load_target(path: str | os.PathLike[str]) -> Profile:
