@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from analyzer.model import Section, Stream
+from analyzer.output import atomic_output
 from formats import xbzrle
 from formats.constants import RAM_KINDS, TARGET_PAGE_SIZE, MigCmd
 from formats.errors import MigstreamError, StreamError
@@ -187,15 +188,55 @@ class RamImage:
         return content
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def block_file_name(idstr: str) -> str:
     """The relative path analyze-migration.py -x gives a RAM block's image."""
     return idstr.lstrip("/")
+
+
+def _apply_pages(
+    stream: Stream,
+    fds: dict[int, int],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Write every page copy (and postcopy discard) into the block images, in stream order."""
+    ram = stream.ram
+    written = {bi: bytearray((ram.blocks[bi].used_length // TARGET_PAGE_SIZE + 7) // 8)
+               for bi in fds}
+    n = len(ram)
+    pending = discards(stream)
+    by_name = {b.idstr: bi for bi, b in enumerate(ram.blocks)}
+    for i in range(n):
+        while pending and pending[0][0] < ram.section[i]:
+            _, name, start, length = pending.pop(0)
+            target = by_name.get(name)
+            if target is not None and target in fds:
+                end = min(start + length, ram.blocks[target].used_length)
+                os.pwrite(fds[target], bytes(max(0, end - start)), start)
+        v = ram.addr_flags[i]
+        kind = v & 0xFDF
+        if kind not in PAGE_RECORD_KINDS:
+            continue
+        if progress is not None and not i & 0x3FFF:
+            progress(i, n)
+        bi = ram.block[i]
+        off = v & ~0xFFF
+        fd = fds.get(bi)
+        if fd is None:
+            raise _page_error(stream, i, f"page for RAM block {ram.blocks[bi].idstr!r} "
+                              "that is not in the block list (QEMU: \"Can't find block\")",
+                              "ram/record/block_name")
+        if off + TARGET_PAGE_SIZE > ram.blocks[bi].used_length:
+            raise _page_error(stream, i, f"page offset {off:#x} is outside RAM block "
+                              f"{ram.blocks[bi].idstr!r} (QEMU: 'Illegal RAM offset')",
+                              "ram/record/addr")
+        page_no = off // TARGET_PAGE_SIZE
+        bitmap = written[bi]
+        seen = bitmap[page_no >> 3] & (1 << (page_no & 7))
+        if kind == ZERO and not seen and stream.buf[ram.payload_pos[i]] == 0:
+            continue
+        previous = os.pread(fd, TARGET_PAGE_SIZE, off) if kind == XBZRLE else None
+        os.pwrite(fd, page_bytes(stream, i, previous), off)
+        bitmap[page_no >> 3] |= 1 << (page_no & 7)
 
 
 def extract(
@@ -210,69 +251,23 @@ def extract(
     """
     ram = stream.ram
     out = os.fspath(out_dir)
-    os.makedirs(out, exist_ok=True)
-    fds: dict[int, tuple[int, str, str]] = {}
-    written: dict[int, bytearray] = {}
+    fds: dict[int, int] = {}
     done: list[str] = []
     try:
-        for bi, block in enumerate(ram.blocks):
-            if not block.listed:
-                continue
-            final = os.path.join(out, block_file_name(block.idstr))
-            os.makedirs(os.path.dirname(final) or out, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".migstream-", dir=os.path.dirname(final) or out)
-            os.fchmod(fd, 0o666 & ~_umask())
-            os.ftruncate(fd, block.used_length)
-            fds[bi] = (fd, tmp, final)
-            written[bi] = bytearray((block.used_length // TARGET_PAGE_SIZE + 7) // 8)
-        n = len(ram)
-        pending = discards(stream)
-        by_name = {b.idstr: bi for bi, b in enumerate(ram.blocks)}
-        for i in range(n):
-            while pending and pending[0][0] < ram.section[i]:
-                _, name, start, length = pending.pop(0)
-                target = by_name.get(name)
-                if target is not None and target in fds:
-                    end = min(start + length, ram.blocks[target].used_length)
-                    os.pwrite(fds[target][0], bytes(max(0, end - start)), start)
-            v = ram.addr_flags[i]
-            kind = v & 0xFDF
-            if kind not in PAGE_RECORD_KINDS:
-                continue
-            if progress is not None and not i & 0x3FFF:
-                progress(i, n)
-            bi = ram.block[i]
-            off = v & ~0xFFF
-            entry = fds.get(bi)
-            if entry is None:
-                raise _page_error(stream, i, f"page for RAM block {ram.blocks[bi].idstr!r} "
-                                  "that is not in the block list (QEMU: \"Can't find block\")",
-                                  "ram/record/block_name")
-            if off + TARGET_PAGE_SIZE > ram.blocks[bi].used_length:
-                raise _page_error(stream, i, f"page offset {off:#x} is outside RAM block "
-                                  f"{ram.blocks[bi].idstr!r} (QEMU: 'Illegal RAM offset')",
-                                  "ram/record/addr")
-            fd = entry[0]
-            page_no = off // TARGET_PAGE_SIZE
-            bitmap = written[bi]
-            seen = bitmap[page_no >> 3] & (1 << (page_no & 7))
-            if kind == ZERO and not seen and stream.buf[ram.payload_pos[i]] == 0:
-                continue
-            previous = os.pread(fd, TARGET_PAGE_SIZE, off) if kind == XBZRLE else None
-            os.pwrite(fd, page_bytes(stream, i, previous), off)
-            bitmap[page_no >> 3] |= 1 << (page_no & 7)
-        for fd, tmp, final in fds.values():
-            os.fsync(fd)
-            os.close(fd)
-            os.replace(tmp, final)
-            done.append(final)
-        fds.clear()
+        os.makedirs(out, exist_ok=True)
+        with ExitStack() as files:
+            for bi, block in enumerate(ram.blocks):
+                if not block.listed:
+                    continue
+                final = os.path.join(out, block_file_name(block.idstr))
+                os.makedirs(os.path.dirname(final) or out, exist_ok=True)
+                fh = files.enter_context(atomic_output(final, buffering=0))
+                os.ftruncate(fh.fileno(), block.used_length)
+                fds[bi] = fh.fileno()
+                done.append(final)
+            _apply_pages(stream, fds, progress)
     except OSError as exc:
         raise MigstreamError(f"cannot write RAM images to {out}: {exc}") from None
-    finally:
-        for fd, tmp, _ in fds.values():
-            os.close(fd)
-            os.unlink(tmp)
     if progress is not None:
         progress(len(ram), len(ram))
     return done
