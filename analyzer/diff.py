@@ -32,7 +32,7 @@ from typing import Any
 
 from analyzer.model import Section, Stream
 from analyzer.ram import RamImage
-from analyzer.report import painter
+from analyzer.report import painter, use_color
 from analyzer.vmstate import Node
 from formats.constants import TARGET_PAGE_SIZE
 from formats.errors import MigstreamError, UsageError
@@ -42,7 +42,6 @@ __all__ = ["DiffResult", "FieldChange", "diff_streams", "register_cli"]
 
 EXIT_SAME = 0
 EXIT_DIFFERENT = 1
-EXIT_ERROR = 2
 
 
 @dataclass(slots=True)
@@ -667,17 +666,12 @@ def _open_checked(path: str) -> Stream:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    try:
-        res = diff_files(args.a, args.b, args.ignore or (), args.pages)
-    except MigstreamError as exc:
-        print(f"migstream: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    res = diff_files(args.a, args.b, args.ignore or (), args.pages)
     if args.json:
         json.dump(res.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        color = args.color or (sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-        print(res.text(color=color))
+        print(res.text(color=use_color(args.color)))
     return EXIT_SAME if res.same else EXIT_DIFFERENT
 
 

@@ -5,6 +5,8 @@ Both are pure functions of the model; the CLI only prints what they return.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +35,11 @@ def painter(color: bool) -> Callable[[str, str], str]:
         return f"\x1b[{_SGR[name]}m{text}\x1b[0m" if color else text
 
     return paint
+
+
+def use_color(forced: bool) -> bool:
+    """Colour when asked to, or on a terminal unless NO_COLOR is set."""
+    return forced or (sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
 
 
 def error_dict(err: StreamError) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 from analyzer.loadsim import Destination, Finding, Simulator, simulate
 from analyzer.model import Stream
 from analyzer.qemu_profile import Profile, builtin_profile, parse_dump_vmstate
-from analyzer.report import painter
+from analyzer.report import painter, use_color
 from formats.errors import DescriptionError, MigstreamError, TruncatedStreamError, UsageError
 
 __all__ = ["Finding", "Report", "load_target", "register_cli", "validate"]
@@ -313,18 +313,13 @@ def _vmdesc_checks(s: Stream) -> list[Finding]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        report = validate(args.file, target=args.target, reference=args.reference,
-                          machine=args.machine)
-    except UsageError as exc:
-        print(f"migstream: error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
+    report = validate(args.file, target=args.target, reference=args.reference,
+                      machine=args.machine)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     elif not report.unreadable:
-        color = args.color or (sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-        print(report.text(color=color))
+        print(report.text(color=use_color(args.color)))
     if report.unreadable:
         print(f"migstream: error: {report.one_line()}", file=sys.stderr)
     return report.exit_code
