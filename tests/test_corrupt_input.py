@@ -17,6 +17,7 @@ import pytest
 from analyzer.cli import main
 from analyzer.model import Stream
 from tests.conftest import capture_paths
+from tests.support.cli import run
 
 ERROR_LINE = re.compile(r"^migstream: error: at offset (\d+) \(0x[0-9a-f]+\) in section .+: .+$")
 
@@ -37,10 +38,7 @@ def deadline(seconds: int) -> Iterator[None]:
 
 def run_info(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     with deadline(20):
-        rc = main(["info", str(path)])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return rc, out, err
+        return run(["info", str(path)], capsys)
 
 
 def assert_one_line_error(err: str, size: int) -> int:

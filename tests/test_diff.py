@@ -17,24 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.cli import main
 from analyzer.diff import DiffResult, diff_files
 from analyzer.loadsim import node_paths
 from analyzer.model import Stream
 from analyzer.ram import extract
 from formats.constants import TARGET_PAGE_SIZE
 from tests.conftest import CAPTURES, require_qemu
+from tests.support.cli import run
 from tests.support.mutants import apply_ops
 
 PAUSED = CAPTURES / "pc-paused.bin"
 LIVE = CAPTURES / "pc-live.bin"
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return rc, out, err
 
 
 def extracted_page_diff(a: Path, b: Path, tmp: Path) -> set[tuple[str, int]]:

@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.cli import main
 from analyzer.model import Stream
 from analyzer.validate import validate
 from tests.conftest import CAPTURES, capture_paths, require_qemu
+from tests.support.cli import run
 from tests.support.mutants import apply_ops
 
 PAUSED = CAPTURES / "pc-paused.bin"
 Q35 = CAPTURES / "q35-paused.bin"
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return rc, out, err
 
 
 def mutate(tmp_path: Path, base: Path, ops: list[list[object]], name: str = "m.bin") -> Path:
