@@ -21,6 +21,7 @@ from analyzer.model import Command, Configuration, Section, Stream
 from analyzer.ram import page_bytes
 from analyzer.vmdesc import FieldDesc, VmsdDesc
 from analyzer.vmstate import Node
+from formats import xbzrle
 from formats.constants import INT_INFOS, TARGET_PAGE_SIZE, MigCmd, SectionType
 from formats.errors import MigstreamError
 from savevm.qemu_file import QEMUFile
@@ -440,8 +441,6 @@ class _Replay:
             elif kind == 0x008:
                 self.ram.send_page(f, block, page, after)
             elif kind == 0x040:
-                from formats import xbzrle
-
                 encoded = xbzrle.encode(before if before is not None else bytes(4096), after)
                 if not encoded:
                     raise TemplateError(f"XBZRLE record at {ram.rec_pos[i]} does not re-encode")
